@@ -1,0 +1,1 @@
+"""Embedded datasets: made by code, no files, deterministic by seed, any resolution."""
