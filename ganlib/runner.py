@@ -168,6 +168,9 @@ def write_kaggle_kernel(name: str, out: str, preset: str = "paper", params: dict
     papermill.execute_notebook(str(notebook_path(name)), str(code_file), parameters=params,
                                prepare_only=True, kernel_name="python3")
     nb = nbformat.read(code_file, as_version=4)
+    for cell in nb.cells:  # the stored demo outputs would only confuse the new run's output
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     bootstrap = nbformat.v4.new_code_cell(f"GANLIB_ZIP = {_ganlib_zip_b64()!r}\n" + BOOTSTRAP)
     bootstrap.metadata["tags"] = ["ganlib-bootstrap"]
     nb.cells.insert(0, bootstrap)
