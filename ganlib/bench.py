@@ -6,6 +6,7 @@ so ms/step compares like with like across devices and options.
 """
 from __future__ import annotations
 
+import importlib
 import resource
 import time
 from dataclasses import dataclass
@@ -24,63 +25,12 @@ class BenchSetup:
     batch: int
 
 
-def _dcgan(size, batch, dev, autocast, memory_format):
-    from . import dcgan
-
-    size, batch = size or 64, batch or 128
-    G = dcgan.Generator(image_size=size).to(dev, memory_format=memory_format)
-    D = dcgan.Discriminator(image_size=size).to(dev, memory_format=memory_format)
-    opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=memory_format)
-
-    def step():
-        z = torch.randn(batch, 100, device=dev)
-        with autocast():
-            fake = G(z)
-            loss_D = dcgan.d_loss(D(real), D(fake.detach()))
-        opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        opt_D.step()
-        with autocast():
-            loss_G = dcgan.g_loss(D(fake))
-        opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt_G.step()
-
-    return BenchSetup(step, [G, D], size, batch)
-
-
-def _wgan_gp(size, batch, dev, autocast, memory_format):
-    from . import dcgan, wgan_gp
-
-    size, batch = size or 64, batch or 64
-    G = dcgan.Generator(image_size=size).to(dev, memory_format=memory_format)
-    C = wgan_gp.Critic(image_size=size).to(dev, memory_format=memory_format)
-    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    opt_C = torch.optim.Adam(C.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    real = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=memory_format)
-
-    def step():  # one generator iteration of Algorithm 1: n_critic = 5 critic updates, then G
-        for _ in range(5):
-            with torch.no_grad(), autocast():
-                fake = G(torch.randn(batch, 100, device=dev))
-            with autocast():
-                gp = wgan_gp.gradient_penalty(C, real, fake.float())
-                loss_C = wgan_gp.critic_loss(C(real), C(fake), gp)
-            opt_C.zero_grad(set_to_none=True)
-            loss_C.backward()
-            opt_C.step()
-        with autocast():
-            loss_G = wgan_gp.generator_loss(C(G(torch.randn(batch, 100, device=dev))))
-        opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt_G.step()
-
-    return BenchSetup(step, [G, C], size, batch)
-
-
-MODELS = {"dcgan": _dcgan, "wgan_gp": _wgan_gp}
+# `python -m ganlib bench NAME` times MODULE.bench_setup(...) of ganlib/MODULE.py: each paper's module
+# builds its own networks at the paper configuration and returns one full training step.
+MODELS = {
+    "dcgan": "dcgan", "wgan_gp": "wgan_gp", "cyclegan": "cyclegan", "multiscale_cyclegan": "multiscale_cyclegan",
+    "pix2pix": "pix2pix", "spade": "spade", "colorization": "colorization", "stylegan2": "stylegan2", "dtn": "dtn",
+}
 
 
 def bench_datasets(sizes=(32, 64, 128), count: int = 200) -> list[dict]:
@@ -126,7 +76,8 @@ def run_bench(model: str, size: int | None = None, batch: int | None = None, ste
     def autocast():
         return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp)
 
-    setup = MODELS[model](size, batch, dev, autocast, memory_format)
+    module = importlib.import_module(f"ganlib.{MODELS[model]}")
+    setup = module.bench_setup(size, batch, dev, autocast, memory_format)
     if compile:
         for module in setup.modules:
             module.compile()

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     store.add_argument("executed", help="the executed notebook, e.g. runs/NAME-demo/NAME.ipynb")
 
     bench = sub.add_parser("bench", help="time training steps of a notebook's models")
-    bench.add_argument("model", help="dcgan | wgan_gp, or 'datasets' for the embedded datasets' images/s")
+    bench.add_argument("model", help="a model (dcgan, wgan_gp, cyclegan, multiscale_cyclegan, pix2pix, spade, colorization, stylegan2, dtn), or datasets")
     bench.add_argument("--size", type=int, default=None, help="image size (default: the model's paper size)")
     bench.add_argument("--batch", type=int, default=None, help="batch size (default: the model's paper batch)")
     bench.add_argument("--steps", type=int, default=10, help="timed steps after warm-up")

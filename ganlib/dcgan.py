@@ -175,3 +175,31 @@ def flip_labels(labels, p, generator=None):
     device = generator.device if generator is not None else labels.device
     flip = torch.rand(labels.shape, generator=generator, device=device).to(labels.device) < p
     return torch.where(flip, 1.0 - labels, labels)
+
+
+def bench_setup(size, batch, dev, autocast, memory_format):
+    """One DCGAN training step (D then G) at the paper configuration, for `python -m ganlib bench`."""
+    from ganlib.bench import BenchSetup
+
+    size, batch = size or 64, batch or 128
+    G = Generator(image_size=size).to(dev, memory_format=memory_format)
+    D = Discriminator(image_size=size).to(dev, memory_format=memory_format)
+    opt_G = torch.optim.Adam(G.parameters(), lr=PAPER["lr"], betas=PAPER["betas"])
+    opt_D = torch.optim.Adam(D.parameters(), lr=PAPER["lr"], betas=PAPER["betas"])
+    real = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=memory_format)
+
+    def step():
+        z = torch.randn(batch, 100, device=dev)
+        with autocast():
+            fake = G(z)
+            loss_D = d_loss(D(real), D(fake.detach()))
+        opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        opt_D.step()
+        with autocast():
+            loss_G = g_loss(D(fake))
+        opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        opt_G.step()
+
+    return BenchSetup(step, [G, D], size, batch)

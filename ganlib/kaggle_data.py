@@ -26,6 +26,7 @@ KAGGLE_DATASETS = {
     "minhquntntht/wrist-watch-128": "wrist-watch product photos at 128x128 (StyleGAN2)",
     "solesensei/solesensei_bdd100k": "BDD100K driving images 1280x720 with time-of-day labels (CycleGAN night->day)",
     "electraawais/cityscape-dataset": "Cityscapes street photos with colour label maps, input/label folders (pix2pix, SPADE)",
+    "awsaf49/coco-2017-dataset": "COCO 2017 photos (colorization; about 25 GB off Kaggle, mounted on Kaggle)",
 }
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")

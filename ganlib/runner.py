@@ -241,9 +241,26 @@ def store_outputs(name: str, executed: str | os.PathLike) -> Path:
         if done is None or done.source != cell.source:
             raise GanlibError(f"{executed} was not run from the current {path} (cell {cell.get('id')} differs); "
                               "run it again before storing its outputs.")
-        cell.outputs = done.outputs
+        cell.outputs = [_recompress_png(output) for output in done.outputs]
         cell.execution_count = done.execution_count
     for cell in source.cells:  # keep only the metadata we set ourselves
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
     nbformat.write(source, path)
     return path
+
+
+def _recompress_png(output):
+    """Re-encode a PNG output losslessly (opaque RGBA as RGB, zlib's best effort): same pixels, fewer bytes."""
+    from PIL import Image
+
+    data = output.get("data", {})
+    if "image/png" not in data:
+        return output
+    image = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    if image.mode == "RGBA" and image.getextrema()[3] == (255, 255):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
+    if buffer.tell() < len(data["image/png"]) * 3 // 4:  # base64 is 4/3 of the bytes
+        data["image/png"] = base64.b64encode(buffer.getvalue()).decode() + "\n"
+    return output

@@ -122,3 +122,33 @@ def wasserstein_estimate(real_scores, fake_scores):
     Positive when the critic tells real from fake; it should shrink as G improves.
     """
     return (real_scores.mean() - fake_scores.mean()).detach()
+
+
+def bench_setup(size, batch, dev, autocast, memory_format):
+    """One WGAN-GP generator iteration (n_critic critic updates, then G), for `python -m ganlib bench`."""
+    from ganlib.bench import BenchSetup
+
+    size, batch = size or 64, batch or 64
+    G = Generator(image_size=size).to(dev, memory_format=memory_format)
+    C = Critic(image_size=size).to(dev, memory_format=memory_format)
+    opt_G = torch.optim.Adam(G.parameters(), lr=PAPER["lr"], betas=PAPER["betas"])
+    opt_C = torch.optim.Adam(C.parameters(), lr=PAPER["lr"], betas=PAPER["betas"])
+    real = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=memory_format)
+
+    def step():  # one generator iteration of Algorithm 1: n_critic critic updates, then G
+        for _ in range(PAPER["n_critic"]):
+            with torch.no_grad(), autocast():
+                fake = G(torch.randn(batch, 100, device=dev))
+            with autocast():
+                gp = gradient_penalty(C, real, fake.float())
+                loss_C = critic_loss(C(real), C(fake), gp)
+            opt_C.zero_grad(set_to_none=True)
+            loss_C.backward()
+            opt_C.step()
+        with autocast():
+            loss_G = generator_loss(C(G(torch.randn(batch, 100, device=dev))))
+        opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        opt_G.step()
+
+    return BenchSetup(step, [G, C], size, batch)

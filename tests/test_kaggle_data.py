@@ -27,10 +27,18 @@ def no_credentials(tmp_path, monkeypatch):
 
 
 def test_known_slugs_listed():
-    assert set(KAGGLE_DATASETS) == {
-        "jessicali9530/celeba-dataset", "badasstechie/celebahq-resized-256x256", "romaingraux/bitmojis",
-        "minhquntntht/wrist-watch-128", "solesensei/solesensei_bdd100k", "electraawais/cityscape-dataset"}
+    assert {"jessicali9530/celeba-dataset", "badasstechie/celebahq-resized-256x256", "romaingraux/bitmojis",
+            "minhquntntht/wrist-watch-128", "solesensei/solesensei_bdd100k",
+            "electraawais/cityscape-dataset"} <= set(KAGGLE_DATASETS)
     assert all(isinstance(v, str) and v for v in KAGGLE_DATASETS.values())
+
+
+def test_every_notebook_dataset_is_a_known_slug():
+    from ganlib import runner
+
+    for name in runner.available_notebooks():
+        for slug in runner.notebook_info(name)["kaggle_datasets"]:
+            assert slug in KAGGLE_DATASETS, (name, slug)
 
 
 @pytest.mark.parametrize("layout", ["{name}", "datasets/{owner}/{name}", "{owner}/{name}"])

@@ -152,3 +152,20 @@ def test_push_without_the_kaggle_command_explains(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no `kaggle` on PATH
     with pytest.raises(GanlibError, match=r"The `kaggle` command is not installed; `pip install kaggle`"):
         runner.push_kernel(tmp_path)
+
+
+def test_stored_png_outputs_are_recompressed_without_changing_a_pixel():
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = np.repeat(rng.integers(0, 255, (40, 1, 4), dtype=np.uint8), 60, axis=1)
+    pixels[..., 3] = 255  # opaque RGBA, as matplotlib writes it
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=0)
+    output = {"output_type": "display_data", "data": {"image/png": base64.b64encode(buffer.getvalue()).decode()}}
+    before = len(output["data"]["image/png"])
+    after = runner._recompress_png(output)["data"]["image/png"]
+    assert len(after) < before / 2
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(after))))
+    assert decoded.shape == (40, 60, 3) and np.array_equal(decoded, pixels[..., :3])
