@@ -75,6 +75,15 @@ class InceptionModule(nn.Module):
         return self.convs(x) + self.residual(x)
 
 
+def inception_encoder(in_channels: int, widths: list[int], kernel: int) -> nn.ModuleList:
+    """The encoder G and D share: one InceptionModule per width (each followed by a 2x max-pool in forward)."""
+    blocks, width = nn.ModuleList(), in_channels
+    for w in widths:
+        blocks.append(InceptionModule(width, w, kernel))
+        width = w
+    return blocks
+
+
 class MultiScaleGenerator(nn.Module):
     """Inception U-Net with a dense bottleneck and multi-scale fusion; input and output in [0, 1].
 
@@ -95,11 +104,8 @@ class MultiScaleGenerator(nn.Module):
                               f"{factor} (depth={depth} max-pools); e.g. image_size=256 with depth=5.")
         self.image_size, self.depth = image_size, depth
         widths = [base * 2 ** k for k in range(depth)]
-        self.encoder = nn.ModuleList()
-        width = in_channels
-        for w in widths:
-            self.encoder.append(InceptionModule(width, w, kernel))
-            width = w
+        self.encoder = inception_encoder(in_channels, widths, kernel)
+        width = widths[-1]
         self.bottom = (width, image_size // factor, image_size // factor)
         flat = width * (image_size // factor) ** 2
         # The bottleneck: every pixel of the bottom map talks to every other through 128 numbers.
@@ -153,11 +159,7 @@ class MultiScaleDiscriminator(nn.Module):
             raise GanlibError(f"MultiScaleDiscriminator: n_outputs={n_outputs} must be between 1 and depth={depth}.")
         self.depth, self.n_outputs = depth, n_outputs
         widths = [base * 2 ** k for k in range(depth)]
-        self.encoder = nn.ModuleList()
-        width = in_channels
-        for w in widths:
-            self.encoder.append(InceptionModule(width, w, kernel))
-            width = w
+        self.encoder = inception_encoder(in_channels, widths, kernel)  # the seed: "the same encoder" as G
         # Heads on the pooled maps of the last n_outputs blocks, deepest (coarsest) first.
         self.heads = nn.ModuleList(nn.Conv2d(w, 1, kernel, padding=kernel // 2) for w in reversed(widths[-n_outputs:]))
 
