@@ -179,19 +179,20 @@ def identity_loss(real: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
 
 
 def generator_objective(fake_b_scores, fake_a_scores, real_a, rec_a, real_b, rec_b, idt_b=None, idt_a=None,
-                        lambda_cycle: float = 10.0, lambda_identity: float = 0.5) -> dict[str, torch.Tensor]:
+                        lambda_cycle: float = 10.0, lambda_identity: float = 0.5, lambda_adv: float = 1.0
+                        ) -> dict[str, torch.Tensor]:
     """The full objective of G and F together, term by term:
 
-        L = L_GAN(G, D_B) + L_GAN(F, D_A)
+        L = lambda_adv (L_GAN(G, D_B) + L_GAN(F, D_A))
             + lambda_cyc (|F(G(a)) - a|_1 + |G(F(b)) - b|_1)
             + lambda_cyc * lambda_idt (|G(b) - b|_1 + |F(a) - a|_1)
 
-    idt_b = G(b), idt_a = F(a); pass None (with lambda_identity 0) to skip the identity terms.
-    Returns dict(total, gan_G, gan_F, cycle_A, cycle_B, idt_A, idt_B) (idt_* only when computed).
+    lambda_adv = 1 in the paper. idt_b = G(b), idt_a = F(a); pass None (with lambda_identity 0) to skip the
+    identity terms. Returns dict(total, gan_G, gan_F, cycle_A, cycle_B, idt_A, idt_B) (idt_* only when computed).
     """
     out = dict(gan_G=lsgan_g_loss(fake_b_scores), gan_F=lsgan_g_loss(fake_a_scores),
                cycle_A=cycle_loss(real_a, rec_a), cycle_B=cycle_loss(real_b, rec_b))
-    total = out["gan_G"] + out["gan_F"] + lambda_cycle * (out["cycle_A"] + out["cycle_B"])
+    total = lambda_adv * (out["gan_G"] + out["gan_F"]) + lambda_cycle * (out["cycle_A"] + out["cycle_B"])
     if lambda_identity > 0:
         if idt_a is None or idt_b is None:
             raise GanlibError("generator_objective: lambda_identity > 0 needs idt_b = G(b) and idt_a = F(a); "

@@ -105,6 +105,11 @@ def test_generator_objective_weights_identity_by_lambda_cycle_times_lambda_ident
     assert "idt_A" not in no_idt
     with pytest.raises(GanlibError, match="lambda_identity > 0 needs"):
         generator_objective(ones, ones, a, a, b, b, lambda_identity=0.5)
+    # lambda_adv scales only the two adversarial terms: 0.25 * 2 + 3 + 3.5; the logged terms stay unweighted
+    half = generator_objective(ones * 0, ones * 2, a, a + 0.1, b, b + 0.2, b + 0.3, a + 0.4,
+                               lambda_cycle=10.0, lambda_identity=0.5, lambda_adv=0.25)
+    assert half["total"].item() == pytest.approx(0.5 + 3 + 3.5)
+    assert half["gan_F"].item() == pytest.approx(1.0)
 
 
 def fake_scenes(n, size=8):
